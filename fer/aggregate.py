@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 # Grid factors of a cell, in the order the run folders nest them.
 FACTORS: tuple[str, ...] = ("arch", "augmentation", "early_stopping")
 CELL_KEYS: tuple[str, ...] = (*FACTORS, "seed")
+
+# Levels of a factor that mean "technique not used". Comparisons measure the
+# other levels against them, and tables and plots list them first.
+REFERENCE_LEVELS: tuple[str, ...] = ("off", "none")
 
 TABLE_COLUMNS: tuple[str, ...] = (
     *CELL_KEYS,
@@ -294,6 +298,12 @@ def collect_histories(runs: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=[*REQUIRED_HISTORY_COLUMNS, "event", *CELL_KEYS])
     return pd.concat(frames, ignore_index=True)
+
+
+def order_levels(levels: Iterable[Any]) -> list[str]:
+    """Sort factor levels as text, with the reference levels ("off", "none") first."""
+    unique = {str(level) for level in levels}
+    return sorted(unique, key=lambda level: (level not in REFERENCE_LEVELS, level))
 
 
 def final_split(metrics: Mapping[str, Any]) -> str:

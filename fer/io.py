@@ -11,6 +11,12 @@ from typing import IO, Any, Iterator
 
 
 @contextlib.contextmanager
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` and move it into place on success.
 
@@ -27,6 +33,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield temporary_path
         with open(temporary_path, "rb") as written:
             os.fsync(written.fileno())
+        # mkstemp creates the file readable by its owner only; give it the usual permissions.
+        os.chmod(temporary_path, 0o666 & ~_current_umask())
         os.replace(temporary_path, target)
     finally:
         temporary_path.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ from fer.aggregate import (  # noqa: E402
     final_split,
     load_metrics,
     majority_baseline,
+    order_levels,
 )
 from fer.constants import CLASS_NAMES  # noqa: E402
 from fer.errors import FerError  # noqa: E402
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DPI = 120
 PALETTE = "colorblind"
+LINE_STYLES = ("-", "--", ":", "-.")
 
 # Panels of the learning-curve figure: history column and axis label, row by row.
 CURVE_PANELS: tuple[tuple[str, str], ...] = (
@@ -82,21 +84,25 @@ def plot_learning_curves(
     if axes is None:
         figure, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, constrained_layout=True)
     axes = np.asarray(axes)
-    levels = sorted(histories[factor].astype(str).unique())
+    levels = order_levels(histories[factor])
     colors = dict(zip(levels, sns.color_palette(PALETTE, len(levels))))
     data = histories.assign(**{factor: histories[factor].astype(str)})
 
+    # Runs of one seed share their first epochs, so the curves of two levels
+    # overlap until they diverge. Line styles keep both visible there.
+    styles = {level: LINE_STYLES[index % len(LINE_STYLES)] for index, level in enumerate(levels)}
     for ax, (column, label) in zip(axes.flat, CURVE_PANELS):
-        sns.lineplot(
-            data=data, x="epoch", y=column, hue=factor, hue_order=levels, palette=colors,
-            errorbar="sd", ax=ax, legend=False,
-        )
+        for level in levels:
+            sns.lineplot(
+                data=data[data[factor] == level], x="epoch", y=column, color=colors[level],
+                linestyle=styles[level], errorbar="sd", ax=ax, legend=False,
+            )
         _mark_stops(ax, data, column, factor, colors)
         ax.set_ylabel(label)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
 
-    _add_curve_legend(axes.flat[0], levels, colors, factor, data)
+    _add_curve_legend(axes.flat[0], levels, colors, styles, factor, data)
     if baseline is not None:
         line = axes.flat[3].axhline(baseline, color="0.4", linestyle="--", linewidth=1, label=f"majority baseline {baseline:.3f}")
         axes.flat[3].legend(handles=[line], loc="lower right", fontsize="small")
@@ -114,8 +120,10 @@ def _mark_stops(ax: Axes, data: pd.DataFrame, column: str, factor: str, colors: 
         )
 
 
-def _add_curve_legend(ax: Axes, levels: Sequence[str], colors: Mapping[str, Any], factor: str, data: pd.DataFrame) -> None:
-    handles = [plt.Line2D([], [], color=colors[level], label=level) for level in levels]
+def _add_curve_legend(
+    ax: Axes, levels: Sequence[str], colors: Mapping[str, Any], styles: Mapping[str, str], factor: str, data: pd.DataFrame
+) -> None:
+    handles = [plt.Line2D([], [], color=colors[level], linestyle=styles[level], label=level) for level in levels]
     if "event" in data and data["event"].astype(str).str.contains("stopped", regex=False).any():
         handles.append(
             plt.Line2D([], [], marker="X", linestyle="none", color="0.5", markeredgecolor="black", label="stopped early")
@@ -216,7 +224,12 @@ def plot_grid_overview(
         raise FerError(f"grid overview data lacks the column(s) {', '.join(missing)}; build it with fer.aggregate.collect_runs")
 
     data = table.assign(setting="aug " + table["augmentation"].astype(str) + ", early stop " + table["early_stopping"].astype(str))
-    settings = sorted(data["setting"].unique())
+    settings = [
+        f"aug {augmentation}, early stop {stopping}"
+        for augmentation in order_levels(table["augmentation"])
+        for stopping in order_levels(table["early_stopping"])
+    ]
+    settings = [setting for setting in settings if setting in set(data["setting"])]
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 5), constrained_layout=True)
     sns.pointplot(

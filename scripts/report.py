@@ -1,6 +1,7 @@
 """Snakemake entry point of the report rule: the self-contained HTML report."""
 
 import datetime
+from pathlib import Path
 
 from fer.aggregate import read_table, select_best
 from fer.io import read_json
@@ -13,7 +14,7 @@ def main(snakemake):
     render_report(
         table=table,
         best=select_best(table),
-        figures=dict(snakemake.input.figures.items()),
+        figures={Path(path).stem: path for path in snakemake.input.figures},
         data_info=read_json(snakemake.input.info),
         config=snakemake.params.config,
         out_path=snakemake.output[0],

@@ -22,6 +22,7 @@ from fer.aggregate import (
     collect_runs,
     load_metrics,
     majority_baseline,
+    order_levels,
     read_history,
     read_table,
     select_best,
@@ -158,6 +159,7 @@ def fake_data_info(labeled: bool = True) -> dict:
         "quality": {
             "duplicates": {"within_train": 3, "across_splits": 1},
             "blank": 2,
+            "image_stats": {"train": {"brightness": 129.5, "contrast": 54.0}, "val": {"brightness": 128.9, "contrast": 54.1}},
             "warnings": ["2 blank images in train", "1 image appears in both train and test"],
         },
     }
@@ -399,6 +401,12 @@ def test_collect_histories_marks_stop(tmp_path):
     assert stops["early_stopping"].tolist() == ["on"]
     assert stops["epoch"].tolist() == [table.loc[table["early_stopping"] == "on", "epochs_run"].iloc[0]]
     assert set(histories["early_stopping"]) == {"on", "off"}
+
+
+def test_order_levels_reference_first():
+    assert order_levels(["on", "off"]) == ["off", "on"]
+    assert order_levels(["standard", "homework", "none", "homework"]) == ["none", "homework", "standard"]
+    assert order_levels(["resnet18", "cnn3"]) == ["cnn3", "resnet18"]
 
 
 def test_majority_baseline_prefers_stored_value():

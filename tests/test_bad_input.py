@@ -199,6 +199,7 @@ def test_course_id_without_image(tmp_path):
 
     assert str(course.folder / "train.csv") in message
     assert f"line 5: id '{course.train_ids[3]}' has no image" in message
+    assert str(course.folder / "train") in message
 
 
 def test_course_image_without_row(tmp_path):

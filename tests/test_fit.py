@@ -61,13 +61,13 @@ def test_other_seed_gives_other_history(tiny_data, tmp_path):
 
 
 def test_early_stopping_marks_the_history(tiny_data, tmp_path):
-    # A huge learning rate makes the validation loss rise at once.
-    config = TrainConfig(**(FAST | {"epochs": 8, "lr": 5.0}), early_stopping="on", early_stop_rule="patience", patience=2)
+    # With a min_delta far above any loss change, no epoch after the first counts as an improvement.
+    config = TrainConfig(**(FAST | {"epochs": 8}), early_stopping="on", early_stop_rule="patience", patience=2, min_delta=100.0)
     metrics = fit(config, tiny_data, tmp_path)
     history = pd.read_csv(tmp_path / "history.csv").fillna("")
     assert metrics["stopped_early"] is True
-    assert metrics["epochs_run"] < 8
-    assert history["event"].iloc[-1].startswith("stopped: validation loss did not improve")
+    assert metrics["epochs_run"] == 3
+    assert "stopped: validation loss did not improve for 2 epochs" in history["event"].iloc[-1]
 
 
 def test_checkpoint_holds_best_weights(tiny_data, tmp_path):

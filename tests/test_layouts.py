@@ -131,8 +131,9 @@ def test_torchvision_from_either_csv_file(rows, tmp_path):
 
 
 def test_holdout_split_ignores_file_order(rows, tmp_path):
+    reversed_rows = datagen.Rows(rows.images[::-1], rows.labels[::-1], rows.usages[::-1])
     folders = datagen.write_kaggle_folders(rows, tmp_path / "unprefixed", prefixes=False)
-    kaggle_csv = datagen.write_kaggle_csv(rows, tmp_path / "fer2013.csv")
+    kaggle_csv = datagen.write_kaggle_csv(reversed_rows, tmp_path / "fer2013.csv")
 
     from_folders = prepare(folders, tmp_path / "a")
     from_csv = prepare(kaggle_csv, tmp_path / "b", protocol="holdout")

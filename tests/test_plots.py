@@ -83,7 +83,7 @@ def test_learning_curves_legend_lists_levels(tmp_path):
     axes = plot_learning_curves(collect_histories(table), factor="augmentation")
 
     labels = [text.get_text() for text in axes[0, 0].get_legend().get_texts()]
-    assert labels == ["homework", "none"]
+    assert labels == ["none", "homework"]
 
 
 def test_learning_curves_missing_column_raises():

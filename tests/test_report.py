@@ -159,7 +159,9 @@ def test_report_data_section_facts(tmp_path, labeled_grid):
     assert info["layout"] in html
     for warning in info["quality"]["warnings"]:
         assert warning in html
-    assert "duplicates.across_splits" in html
+    assert "<td>duplicates</td><td>within_train 3, across_splits 1</td>" in html
+    assert "<td>blank</td><td>2</td>" in html
+    assert "<td>image_stats (train)</td><td>brightness 129.5, contrast 54</td>" in html
     val = info["class_counts"]["val"]
     assert f"scores {val['happy'] / sum(val.values()):.3f} on the validation split" in html
     assert f"and {info['majority_baseline_test']:.3f} on the test split" in html
@@ -241,6 +243,18 @@ def test_report_unlabeled_test(tmp_path):
     assert "validation split of the best cell" in html
     with_it = table[table["early_stopping"] == "on"]
     assert f"mean validation accuracy with it {with_it['val_accuracy'].mean():.3f}" in html
+
+
+def test_report_single_level_has_no_curves(tmp_path):
+    table = collect_runs(write_fake_grid(tmp_path / "grid", archs=("cnn3",), early_stopping=("off",)))
+    best = select_best(table)
+    data_info = fake_data_info()
+    figures = write_report_figures(table, best, data_info, tmp_path / "figures")
+    html = render(tmp_path, {"table": table, "best": best, "figures": figures, "data_info": data_info})
+
+    assert "No learning-curve comparison, because every run has the same early stopping setting." in html
+    assert "The grid has one early stopping setting (off), so it measures no effect of it." in html
+    assert len(re.findall(r"<img ", html)) == len(FIGURE_KEYS) - 1
 
 
 def test_report_write_is_atomic(tmp_path, labeled_grid):

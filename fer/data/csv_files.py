@@ -136,9 +136,13 @@ def read_frame(path: Path, header: CsvHeader) -> pd.DataFrame:
     """Read every cell as a string, with columns renamed to the lower-case known names."""
     try:
         # skip_blank_lines=False keeps row i on file line i + 2, so messages can cite lines.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig")
+        # index_col=False stops pandas from turning the first column into the index
+        # when every row ends with an extra comma.
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False, encoding="utf-8-sig"
+        )
     except pd.errors.ParserError as error:
-        raise DataError(f"{path} is not a valid CSV file ({error}); fix or re-download the file") from error
+        raise DataError(f"{path} is not a valid CSV file ({str(error).strip()}); fix or re-download the file") from error
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not a UTF-8 text file ({error}); check that it is the extracted CSV") from error
     frame.columns = header.names

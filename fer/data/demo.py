@@ -153,12 +153,12 @@ def _check_arguments(num_images: int, image_size: int) -> None:
     minimum_images = MIN_IMAGES_PER_CLASS * NUM_CLASSES
     if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < minimum_images:
         raise ConfigError(
-            f"demo num_images must be an integer of at least {minimum_images} (three per class, one per usage), "
-            f"got {num_images!r}; raise num_images"
+            f"demo_size (the number of demo images) must be an integer of at least {minimum_images}, three per class "
+            f"so that every usage contains every class, got {num_images!r}; raise demo_size"
         )
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < MIN_IMAGE_SIZE:
         raise ConfigError(
-            f"demo image_size must be an integer of at least {MIN_IMAGE_SIZE} pixels, got {image_size!r}; "
+            f"image_size of the demo images must be an integer of at least {MIN_IMAGE_SIZE} pixels, got {image_size!r}; "
             f"use {FER_IMAGE_SIZE} (FER2013) or 64 (the course images)"
         )
 
@@ -304,7 +304,9 @@ def _coverage(distance: np.ndarray, pixels_per_unit: np.ndarray) -> np.ndarray:
 def _ellipse_distance(u: np.ndarray, v: np.ndarray, centre_u: Value, centre_v: Value, radius_u: Value, radius_v: Value) -> np.ndarray:
     """Approximate the signed distance to an ellipse: exact on circles, close enough on flat ones."""
     radius = np.sqrt(((u - centre_u) / radius_u) ** 2 + ((v - centre_v) / radius_v) ** 2)
-    return (radius - 1.0) * np.minimum(radius_u, radius_v)
+    # Cast, because np.minimum of two Python floats is a float64 scalar that
+    # would promote the whole float32 batch.
+    return (radius - 1.0) * np.minimum(radius_u, radius_v).astype(np.float32)
 
 
 def _paint(canvas: np.ndarray, coverage: np.ndarray, value: Value) -> np.ndarray:

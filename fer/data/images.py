@@ -31,6 +31,7 @@ class DecodedImages:
     """Images decoded from files, in the order of the files that were kept."""
 
     images: np.ndarray
+    # Boolean mask over the input files: True where the file decoded.
     kept: np.ndarray
     skipped: list[str] = field(default_factory=list)
 

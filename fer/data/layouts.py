@@ -342,13 +342,18 @@ def label_course_images(plan: LayoutPlan) -> None:
     raise_row_errors(path, "id", duplicates, "Each id must appear once; delete the repeated rows.")
 
     train_images = {image.id: image for image in plan.images if image.usage == "train"}
-    without_image = [(line, f"id {image_id!r} has no image {plan.root / 'train' / image_id}.jpg") for image_id, line in first_line.items() if image_id not in train_images]
+    train_folder = plan.root / "train"
+    without_image = [
+        (line, f"id {image_id!r} has no image {image_id}.<ext> in {train_folder}")
+        for image_id, line in first_line.items()
+        if image_id not in train_images
+    ]
     raise_row_errors(path, "id", without_image, "Add the missing images to train/ or delete these rows.")
 
     without_row = [image.path for image_id, image in train_images.items() if image_id not in first_line]
     if without_row:
         raise DataError(
-            f"{len(without_row)} image(s) in {plan.root / 'train'} have no row in {path}:\n{format_paths(without_row)}\n"
+            f"{len(without_row)} image(s) in {train_folder} have no row in {path}:\n{format_paths(without_row)}\n"
             "Add an 'id,label' row for each, or move the images out of train/."
         )
 
@@ -360,7 +365,8 @@ def read_image_files(
     plan: LayoutPlan, image_size: int | None, on_corrupt: str, contents: dict[Path, bytes]
 ) -> tuple[RawDataset, list[str]]:
     paths = [image.path for image in plan.images]
-    decoded = decode_images(paths, image_size=image_size, on_corrupt=on_corrupt, contents=[contents.get(path) for path in paths])
+    known_contents = [contents.get(path) for path in paths]
+    decoded = decode_images(paths, image_size=image_size, on_corrupt=on_corrupt, contents=known_contents)
     kept = [image for image, keep in zip(plan.images, decoded.kept) if keep]
     raw = RawDataset(
         images=decoded.images,

@@ -197,7 +197,9 @@ def validate_settings(layout: str, protocol: str, val_fraction: float, image_siz
 # ----------------------------------------------------------------------------- building the prepared data
 
 
-def drop_train_copies(raw: RawDataset, splits: np.ndarray, hashes: np.ndarray) -> tuple[RawDataset, np.ndarray, np.ndarray, dict[str, int]]:
+def drop_train_copies(
+    raw: RawDataset, splits: np.ndarray, hashes: np.ndarray
+) -> tuple[RawDataset, np.ndarray, np.ndarray, dict[str, int]]:
     """Remove validation and test images whose pixels also occur in train."""
     copies = cross_split_duplicates(hashes, splits)
     dropped = {name: int(np.sum(copies & (splits == code))) for code, name in enumerate(SPLIT_NAMES) if code != TRAIN}
@@ -206,7 +208,9 @@ def drop_train_copies(raw: RawDataset, splits: np.ndarray, hashes: np.ndarray) -
         images=raw.images[keep], labels=raw.labels[keep], usage=raw.usage[keep], ids=raw.ids[keep],
         source=raw.source, layout=raw.layout, notes=raw.notes,
     )
-    logger.info("dropped %d validation and %d test image(s) that are copies of training images", dropped["val"], dropped["test"])
+    logger.info(
+        "dropped %d validation and %d test image(s) that are copies of training images", dropped["val"], dropped["test"]
+    )
     return kept, splits[keep], hashes[keep], dropped
 
 
@@ -317,6 +321,10 @@ def prepare_dataset(
     With ``cache_dir``, the result is also stored as ``cache_dir/<content hash>.npz``
     and reused while the source files and settings are unchanged. On any error
     nothing is written, neither ``out`` nor a cache file.
+
+    ``on_corrupt`` applies to image files only: an invalid CSV row always
+    raises DataError. ``drop_cross_split_duplicates`` removes validation and
+    test images whose pixels also occur in train.
     """
     started = time.perf_counter()
     source_text, out = str(source), Path(out)
@@ -338,7 +346,8 @@ def prepare_dataset(
     if cache_file is not None:
         cached = load_cached(cache_file, source_text, out)
         if cached is not None:
-            logger.info("reused cached %s for %s; wrote %s in %.1f s", cache_file, source_text, out, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            logger.info("reused cached %s for %s; wrote %s in %.1f s", cache_file, source_text, out, seconds)
             return cached
 
     if plan is None:

@@ -28,7 +28,9 @@ from fer.aggregate import (
     METRICS_FILE_NAME,
     final_split,
     load_metrics,
+    REFERENCE_LEVELS,
     majority_baseline,
+    order_levels,
     summarize,
 )
 from fer.errors import FerError
@@ -45,10 +47,6 @@ TEMPLATE_NAME = "report.html.j2"
 DEFAULT_SUBMISSION_PATH = "results/submission.csv"
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-# Levels of a factor that mean "technique not used". Comparisons measure the
-# other levels against them.
-REFERENCE_LEVELS = ("off", "none")
 
 # NOTE: mirrors the policies of fer.augment by name. A policy missing here is
 # shown as "no description", so add one when a policy is registered.
@@ -226,7 +224,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _objective_context(table: pd.DataFrame, data_info: Mapping[str, Any], test_labeled: bool) -> dict[str, Any]:
-    levels = {factor: sorted(table[factor].astype(str).unique()) for factor in FACTORS}
+    levels = {factor: order_levels(table[factor]) for factor in FACTORS}
     seeds = sorted(table["seed"].unique())
     grid = " × ".join(str(len(levels[factor])) for factor in FACTORS)
     return {
@@ -254,20 +252,23 @@ def _data_context(data_info: Mapping[str, Any]) -> dict[str, Any]:
             cells.append((count, count / total if total else math.nan))
         class_rows.append({"name": name, "cells": cells})
 
-    overview = [
-        (label, data_info[key])
-        for key, label in (
-            ("source_name", "dataset"),
-            ("layout", "layout"),
-            ("protocol", "split protocol"),
-            ("val_fraction", "validation fraction"),
-            ("image_size", "image size"),
-            ("mean", "pixel mean (0-1 scale)"),
-            ("std", "pixel standard deviation"),
-            ("test_labeled", "test split labeled"),
-        )
-        if key in data_info
+    overview_keys = [
+        ("source_name", "dataset"),
+        ("layout", "layout"),
+        ("protocol", "split protocol"),
+        ("image_size", "image size"),
+        ("mean", "pixel mean (0-1 scale)"),
+        ("std", "pixel standard deviation"),
+        ("test_labeled", "test split labeled"),
+        ("notes", "notes from reading the source"),
     ]
+    # The validation fraction and split seed only shape a hold-out split;
+    # the official protocol ignores them.
+    if data_info.get("protocol") != "official":
+        overview_keys[3:3] = [("val_fraction", "validation fraction"), ("split_seed", "hold-out split seed")]
+    overview = [(label, data_info[key]) for key, label in overview_keys if key in data_info]
+    if data_info.get("skipped_files"):
+        overview.append(("skipped files", f"{len(data_info['skipped_files'])}: {_format_value(data_info['skipped_files'][:10])}"))
     quality = dict(data_info.get("quality") or {})
     warnings = [str(warning) for warning in quality.pop("warnings", []) or []]
     return {
@@ -276,7 +277,7 @@ def _data_context(data_info: Mapping[str, Any]) -> dict[str, Any]:
         "class_splits": splits,
         "class_rows": class_rows,
         "majority": _majority_sentence(data_info),
-        "quality_rows": _flatten(quality),
+        "quality_rows": _quality_rows(quality),
         "warnings": warnings,
     }
 
@@ -294,14 +295,30 @@ def _majority_sentence(data_info: Mapping[str, Any]) -> str:
     return f"Always predicting the largest training class, {majority_class}, scores {scores}. This is the majority-class baseline."
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Turn nested quality findings into (dotted key, text) rows."""
+def _quality_rows(quality: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Turn nested quality findings into (finding, text) rows, one per finding and split.
+
+    A finding whose values are all scalars (counts per split) fits one row.
+    A finding with nested mappings (statistics per split) gets one row per
+    entry, and deeper levels are written inline.
+    """
+    rows = []
+    for key, value in quality.items():
+        if isinstance(value, Mapping) and any(isinstance(item, Mapping) for item in value.values()):
+            rows.extend((f"{key} ({part})", _inline(item)) for part, item in value.items())
+        else:
+            rows.append((str(key), _inline(value)))
+    return rows
+
+
+def _inline(value: Any) -> str:
     if isinstance(value, Mapping):
-        rows = []
+        parts = []
         for key, item in value.items():
-            rows.extend(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return rows
-    return [(prefix, _format_value(value))]
+            text = _inline(item)
+            parts.append(f"{key} ({text})" if isinstance(item, Mapping) else f"{key} {text}")
+        return ", ".join(parts) if parts else "none"
+    return _format_value(value)
 
 
 def _format_value(value: Any) -> str:
@@ -344,14 +361,14 @@ def _techniques_context(table: pd.DataFrame, run_metrics: Mapping[tuple, Mapping
     run_configs = [metrics.get("config") or {} for metrics in run_metrics.values()]
     augmentations = [
         (level, AUGMENTATION_DESCRIPTIONS.get(level, "no description"))
-        for level in sorted(table["augmentation"].unique())
+        for level in order_levels(table["augmentation"])
     ]
     early_stopping_configs = [
         run_config for run_config in run_configs if str(run_config.get("early_stopping", "")) not in REFERENCE_LEVELS
     ]
     return {
         "augmentations": augmentations,
-        "early_stopping_levels": ", ".join(sorted(table["early_stopping"].unique())),
+        "early_stopping_levels": ", ".join(order_levels(table["early_stopping"])),
         "early_stopping_rule": _early_stopping_rule(early_stopping_configs, config),
         "settings": _settings_rows(run_configs, config),
     }
@@ -388,6 +405,10 @@ def find_setting(config: Mapping[str, Any], key: str) -> Any:
     return None
 
 
+def _epochs(count: str) -> str:
+    return f"{count} epoch" if count == "1" else f"{count} epochs"
+
+
 def _early_stopping_rule(run_configs: list[Mapping[str, Any]], config: Mapping[str, Any]) -> str:
     values = {key: _setting_values(key, run_configs, config) for key in EARLY_STOPPING_SETTINGS}
     rules, patience = values["early_stop_rule"], values["patience"]
@@ -399,9 +420,9 @@ def _early_stopping_rule(run_configs: list[Mapping[str, Any]], config: Mapping[s
     rule, patience_text = rules[0], (patience[0] if patience else "?")
     min_delta = values["min_delta"][0] if values["min_delta"] else "0"
     if rule == "rises":
-        text = f"Training stops once the validation loss has risen {patience_text} epochs in a row (the course's rule)"
+        text = f"Training stops once the validation loss has risen {_epochs(patience_text)} in a row (the course's rule)"
     elif rule == "patience":
-        text = f"Training stops once {patience_text} epochs pass without the validation loss improving on its best value"
+        text = f"Training stops once {_epochs(patience_text)} pass without the validation loss improving on its best value"
     else:
         return f"early_stop_rule {rule}, patience {patience_text}, min_delta {min_delta}."
     return f"{text}; a change counts only when larger than min_delta = {min_delta}. The evaluated weights are those of the epoch with the best validation accuracy."
@@ -450,7 +471,7 @@ def _best_sentence(best: Mapping[str, Any], test_labeled: bool) -> str:
 
 
 def _factor_context(table: pd.DataFrame, factor: str, metric: str) -> dict[str, Any]:
-    levels = sorted(table[factor].unique())
+    levels = order_levels(table[factor])
     rows = []
     for level in levels:
         runs = table[table[factor] == level]
@@ -470,7 +491,7 @@ def _factor_context(table: pd.DataFrame, factor: str, metric: str) -> dict[str, 
 
 def _level_sentence(factor: str, table: pd.DataFrame, metric: str) -> str:
     label = metric.replace("_", " ").replace("val ", "validation ")
-    levels = sorted(table[factor].unique())
+    levels = order_levels(table[factor])
     if len(levels) < 2:
         return f"The grid has one {FACTOR_LABELS[factor]} setting ({levels[0]}), so it measures no effect of it."
 
@@ -487,7 +508,7 @@ def _level_sentence(factor: str, table: pd.DataFrame, metric: str) -> str:
 
 def _paired_sentences(table: pd.DataFrame, factor: str, metric: str) -> list[str]:
     """Compare each level with the reference level on runs that differ only in ``factor``."""
-    levels = sorted(table[factor].unique())
+    levels = order_levels(table[factor])
     reference = next((level for level in REFERENCE_LEVELS if level in levels), None)
     if reference is None or len(levels) < 2:
         return []

@@ -1,6 +1,8 @@
 rule report:
     input:
         table="results/tables/ablation.csv",
+        # The report reads each run's settings and per-class recall.
+        metrics=get_all_metrics(),
         info=PREPARED_INFO,
         figures=rules.figures.output,
         submission="results/submission.csv",

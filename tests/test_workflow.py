@@ -1,0 +1,126 @@
+"""The Snakemake workflow end to end on a tiny demo study."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import PROJECT_ROOT
+
+TINY_STUDY = {
+    "data": "demo",
+    "demo_size": 350,
+    "architectures": ["cnn1", "cnn3"],
+    "augmentation": ["none", "homework"],
+    "early_stopping": ["off", "on"],
+    "seeds": [7],
+    "epochs": 2,
+    "channel_num": 4,
+    "batch_size": 32,
+    "patience": 1,
+}
+FIGURES = ("early_stopping", "augmentation", "confusion_matrix", "class_distribution", "overview")
+
+
+def make_workdir(root: Path, study: dict) -> Path:
+    """Copy the workflow and scripts into ``root`` and write its config, so tests may edit them."""
+    shutil.copytree(PROJECT_ROOT / "workflow", root / "workflow")
+    shutil.copytree(PROJECT_ROOT / "scripts", root / "scripts")
+    (root / "config").mkdir()
+    base = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(base | study))
+    return root
+
+
+def snakemake(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    command = ["snakemake", "--cores", "2", "--resources", "gpu=1", *args]
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1200)
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Parse the job-count table of a dry run."""
+    counts = {}
+    for line in result.stdout.splitlines():
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def test_default_config_plans_twenty_training_jobs(tmp_path, cli_env):
+    workdir = make_workdir(tmp_path, {"data": "demo"})
+    result = snakemake(workdir, cli_env, "-n")
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result)["train"] == 20
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("epochs=-1", "config key 'epochs' = -1 is invalid"),
+        ("optimizer=adamw", "'optimizer' = 'adamw' is not allowed"),
+        ("data=/no/such/folder", "/no/such/folder"),
+    ],
+)
+def test_bad_config_gives_one_clear_error(tmp_path, cli_env, override, expected):
+    workdir = make_workdir(tmp_path, {"data": "demo"})
+    result = snakemake(workdir, cli_env, "-n", "--config", override)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert expected in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_and_reruns_only_what_changed(tmp_path, cli_env):
+    workdir = make_workdir(tmp_path, TINY_STUDY)
+    result = snakemake(workdir, cli_env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = workdir / "results"
+
+    table = pd.read_csv(results / "tables" / "ablation.csv")
+    assert len(table) == 8
+    assert set(table["arch"]) == {"cnn1", "cnn3"}
+    assert table["test_accuracy"].between(0, 1).all()
+    for name in FIGURES:
+        assert (results / "figures" / f"{name}.png").stat().st_size > 1000, name
+    for run_dir in table["run_dir"]:
+        for name in ("metrics.json", "history.csv", "model.pt", "predictions.csv"):
+            assert (workdir / run_dir / name).is_file()
+    submission = pd.read_csv(results / "submission.csv")
+    assert list(submission.columns) == ["id", "label"]
+    assert submission["label"].between(0, 6).all()
+    for log in ("prepare", "table", "figures", "submission", "report"):
+        assert (results / "logs" / f"{log}.log").is_file(), log
+    assert len(list((results / "logs" / "train").rglob("*.log"))) == 8
+
+    report = (results / "report.html").read_text()
+    for heading in ("Objective", "Data", "Models", "Techniques", "Results", "Early stopping", "Data augmentation", "Confusion matrix", "Data distribution"):
+        assert heading in report, heading
+    assert report.count("data:image/png;base64,") >= len(FIGURES)
+    assert "synthetic" in report.lower()
+
+    # Nothing changed: nothing to do.
+    assert "Nothing to be done" in snakemake(workdir, cli_env, "-n").stdout
+
+    # Editing plotting code reruns figures and report, never a training job.
+    figures_script = workdir / "scripts" / "figures.py"
+    figures_script.write_text(figures_script.read_text() + "\n# edited\n")
+    jobs = planned_jobs(snakemake(workdir, cli_env, "-n"))
+    assert "train" not in jobs
+    assert jobs.get("figures") == 1
+    figures_script.write_text(figures_script.read_text().replace("\n# edited\n", ""))
+
+    # Changing one architecture's settings reruns only its cells.
+    study = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    study["arch_settings"] = {"cnn3": {"lr": 0.05}}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(study))
+    dry_run = snakemake(workdir, cli_env, "-n")
+    assert planned_jobs(dry_run)["train"] == 4
+    assert "results/runs/cnn1/" not in dry_run.stdout.split("Job stats")[0].replace("input: ", "")
