@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
-@contextlib.contextmanager
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` and move it into place on success.
 
