@@ -165,6 +165,8 @@ def command_train(args: argparse.Namespace) -> None:
         if not args.checkpoint:
             raise ConfigError("--mode test needs -c CHECKPOINT (a model.pt); --out is the predictions CSV")
         args.split = "test"
+        args.device = args.device or "auto"
+        args.val_batch_size = args.val_batch_size or 128
         command_test(args)
         return
 

@@ -124,3 +124,24 @@ def test_tiny_study_runs_and_reruns_only_what_changed(tmp_path, cli_env):
     dry_run = snakemake(workdir, cli_env, "-n")
     assert planned_jobs(dry_run)["train"] == 4
     assert "results/runs/cnn1/" not in dry_run.stdout.split("Job stats")[0].replace("input: ", "")
+
+
+@pytest.mark.slow
+def test_course_layout_gives_submission_and_no_test_score(tmp_path, cli_env):
+    from datagen import write_course
+
+    course = write_course(tmp_path / "course", train_per_class=10, test_count=15)
+    study = TINY_STUDY | {"data": str(tmp_path / "course"), "architectures": ["cnn3"], "augmentation": ["none"], "early_stopping": ["off", "on"]}
+    workdir = make_workdir(tmp_path / "work", study)
+    result = snakemake(workdir, cli_env)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    submission = pd.read_csv(workdir / "results" / "submission.csv")
+    assert list(submission.columns) == ["id", "label"]
+    assert set(submission["id"].astype(str)) == {str(identifier) for identifier in course.test_ids}
+    assert submission["label"].between(0, 6).all()
+    table = pd.read_csv(workdir / "results" / "tables" / "ablation.csv")
+    assert table["test_accuracy"].isna().all()
+    report = (workdir / "results" / "report.html").read_text()
+    assert "no test score" in report.lower() or "unlabeled" in report.lower()
+    assert "submission.csv" in report
