@@ -280,8 +280,9 @@ def fit(config: TrainConfig, data: PreparedData, out_dir: str | Path) -> dict[st
         train_split = split_to_device(data, TRAIN, device, keep)
         val_split = split_to_device(data, VAL, device)
         logger.info(
-            "training %s (augmentation %s, early stopping %s, seed %d) on %s: %d training, %d validation images",
-            config.arch, config.augmentation, config.early_stopping, config.seed, device, len(train_split), len(val_split),
+            "training %s (augmentation %s, early stopping %s, seed %d) on %s with %s: %d training, %d validation images",
+            config.arch, config.augmentation, config.early_stopping, config.seed, device,
+            data.info.get("source_name", data.info.get("source", "the prepared dataset")), len(train_split), len(val_split),
         )
 
         wandb_run = start_wandb(config, data, out_dir)

@@ -109,6 +109,11 @@ def test_tiny_study_runs_and_reruns_only_what_changed(tmp_path, cli_env):
     # Nothing changed: nothing to do.
     assert "Nothing to be done" in snakemake(workdir, cli_env, "-n").stdout
 
+    # Forcing one cell's output reruns that cell and what depends on it.
+    jobs = planned_jobs(snakemake(workdir, cli_env, "-n", "--forcerun", "results/runs/cnn3/homework/on/seed-7/metrics.json"))
+    assert jobs["train"] == 1
+    assert jobs.get("report") == 1
+
     # Editing plotting code reruns figures and report, never a training job.
     figures_script = workdir / "scripts" / "figures.py"
     figures_script.write_text(figures_script.read_text() + "\n# edited\n")
@@ -145,3 +150,29 @@ def test_course_layout_gives_submission_and_no_test_score(tmp_path, cli_env):
     report = (workdir / "results" / "report.html").read_text()
     assert "no test score" in report.lower() or "unlabeled" in report.lower()
     assert "submission.csv" in report
+
+
+@pytest.mark.slow
+def test_killed_study_recovers_with_unlock_and_rerun(tmp_path, cli_env):
+    import os
+    import signal
+    import time
+
+    study = TINY_STUDY | {"architectures": ["cnn3"], "augmentation": ["none"], "early_stopping": ["off"], "seeds": [1, 2], "epochs": 30, "demo_size": 700}
+    workdir = make_workdir(tmp_path, study)
+    command = ["snakemake", "--cores", "1", "--resources", "gpu=1"]
+    process = subprocess.Popen(command, cwd=workdir, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    resume_files = workdir / "results" / "runs"
+    deadline = time.monotonic() + 600
+    while not list(resume_files.rglob("resume.pt")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list(resume_files.rglob("resume.pt")), "no training job was running when the study was killed"
+
+    assert snakemake(workdir, cli_env, "--unlock").returncode == 0
+    rerun = snakemake(workdir, cli_env)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert (workdir / "results" / "report.html").is_file()
+    logs = "".join(path.read_text() for path in (workdir / "results" / "logs" / "train").rglob("*.log"))
+    assert "resuming after epoch" in logs

@@ -13,6 +13,9 @@ try:
 except FerError as error:
     sys.exit(f"error: {error}")
 
+if STUDY["data"] == "auto":
+    print(f"fer-ablation: data: auto resolved to {DATA_SOURCE!r}", file=sys.stderr)
+
 PREPARED = "results/prepared/dataset.npz"
 PREPARED_INFO = "results/prepared/dataset.json"
 CELL_DIR = "results/runs/{arch}/{aug}/{es}/seed-{seed}"
