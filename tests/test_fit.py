@@ -117,3 +117,46 @@ def test_killed_run_resumes_to_identical_result(tiny_data, tmp_path):
     second = json.loads((killed_dir / "metrics.json").read_text())
     assert first["test"] == second["test"]
     assert first["val"] == second["val"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "sgd", "nesterov": True, "scheduler": "plateau", "lr_patience": 1},
+        {"scheduler": "cosine", "label_smoothing": 0.1, "class_weighted_loss": True},
+        {"augmentation": "standard", "tta": True, "scheduler": "none"},
+        {"arch": "vgg", "channel_num": 4, "autocast": "bf16"},
+    ],
+)
+def test_recipe_options_train(tiny_data, tmp_path, options):
+    config = TrainConfig(**(FAST | {"epochs": 2} | options))
+    metrics = fit(config, tiny_data, tmp_path)
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    for key, value in options.items():
+        assert metrics["config"][key] == value
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["train_loss"].notna().all()
+
+
+def test_cosine_schedule_lowers_the_rate(tiny_data, tmp_path):
+    fit(TrainConfig(**(FAST | {"epochs": 3}), scheduler="cosine"), tiny_data, tmp_path)
+    rates = pd.read_csv(tmp_path / "history.csv")["lr"].tolist()
+    assert rates[0] == pytest.approx(FAST["lr"])
+    assert rates[0] > rates[1] > rates[2]
+
+
+def test_wandb_without_package_is_a_config_error(tiny_data, tmp_path, monkeypatch):
+    import builtins
+
+    from fer.errors import ConfigError
+
+    real_import = builtins.__import__
+
+    def import_without_wandb(name, *args, **kwargs):
+        if name == "wandb":
+            raise ImportError("No module named 'wandb'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", import_without_wandb)
+    with pytest.raises(ConfigError, match="pip install wandb"):
+        fit(TrainConfig(**FAST, wandb=True), tiny_data, tmp_path)
