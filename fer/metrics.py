@@ -36,7 +36,7 @@ def _warn_degenerate(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequen
     absent = [name for index, name in enumerate(class_names) if not np.any(y_true == index)]
     if never_predicted:
         logger.warning(
-            "the model never predicts %s, so their F1 is 0 in macro-F1; "
+            "the model never predicts %s, so F1 is 0 for each of them in macro-F1; "
             "class_weighted_loss: true or more epochs usually help",
             ", ".join(never_predicted),
         )
