@@ -32,9 +32,10 @@ class TrainConfig:
     """Every setting of one training cell.
 
     Defaults follow the course script: epochs 30, lr 0.01, batch sizes
-    64/128, Adam, weight decay 1e-2, momentum 0.9, StepLR gamma 0.5 every
-    20 epochs, 64 channels, seed 5566, and the course's early-stopping rule
-    (validation loss rose 5 epochs in a row).
+    64/128, Adam, weight decay 1e-2, momentum 0.9 and 64 channels. The
+    schedule is StepLR with gamma 0.5 every 20 epochs, the seed is 5566,
+    and early stopping uses the course rule (validation loss rose 5 epochs
+    in a row).
     """
 
     arch: str = "cnn3"

@@ -36,7 +36,7 @@ def default_lock_dir() -> Path:
 
 
 def visible_gpu_ids(device_count: int) -> list[str]:
-    """Return stable ids of the GPUs this process sees, for naming their locks.
+    """Return stable ids of the GPUs visible to this process, for naming their locks.
 
     When a scheduler set ``CUDA_VISIBLE_DEVICES``, its entries are the ids,
     so two jobs given different GPUs by the scheduler never share a lock.

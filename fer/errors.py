@@ -4,8 +4,8 @@
 class FerError(Exception):
     """A user error: bad data, a bad config value or a missing file.
 
-    The message names the file, row or key, quotes the bad value and says
-    how to fix it. Command-line and Snakemake entry points print it alone,
+    The message names the file, row or key, quotes the bad value and gives
+    the fix. Command-line and Snakemake entry points print it alone,
     without a traceback.
     """
 

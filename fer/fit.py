@@ -10,7 +10,7 @@ A run folder holds, when training has finished:
 - ``predictions.csv``: the best model's test predictions;
 - ``config.yaml``: the resolved config.
 
-While training runs, ``resume.pt`` holds the state after the last completed
+While training runs, ``resume.pt`` contains the state after the last completed
 epoch. Rerunning the same command continues from there and gives the same
 numbers as an uninterrupted run on the CPU.
 """
@@ -303,7 +303,7 @@ def fit(config: TrainConfig, data: PreparedData, out_dir: str | Path) -> dict[st
 
 
 def start_wandb(config: TrainConfig, data: PreparedData, out_dir: Path):
-    """Start a Weights & Biases run when the config asks for one, else return None."""
+    """Start a Weights & Biases run when ``config.wandb`` is set, else return None."""
     if not config.wandb:
         return None
     try:

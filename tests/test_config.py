@@ -18,7 +18,9 @@ def test_course_defaults():
 
 def test_string_values_are_converted():
     config = TrainConfig.from_mapping({"epochs": "3", "lr": "0.001", "tta": "true"})
-    assert config.epochs == 3 and config.lr == 0.001 and config.tta is True
+    assert config.epochs == 3
+    assert config.lr == 0.001
+    assert config.tta is True
 
 
 @pytest.mark.parametrize(

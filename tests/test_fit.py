@@ -34,7 +34,8 @@ def test_fit_writes_every_output(tiny_data, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3]
-    assert metrics["epochs_run"] == 3 and metrics["stopped_early"] is False
+    assert metrics["epochs_run"] == 3
+    assert metrics["stopped_early"] is False
     assert 1 <= metrics["best_epoch"] <= 3
     assert history.loc[metrics["best_epoch"] - 1, "val_acc"] == pytest.approx(history["val_acc"].max())
     assert len(metrics["test"]["confusion_matrix"]) == 7

@@ -53,7 +53,7 @@ class PreparedData:
         return self.images[index], self.labels[index], self.ids[index]
 
     def is_labeled(self, split: int) -> bool:
-        """Whether every image of ``split`` has a label (False for an empty split)."""
+        """Return whether every image of ``split`` has a label (False for an empty split)."""
         labels = self.labels[self.splits == split]
         return len(labels) > 0 and bool(np.all(labels != UNLABELED))
 
@@ -129,8 +129,8 @@ __all__ = ["PreparedData", "RawDataset", "load_prepared", "save_prepared", "norm
 
 
 # Usage values of a raw dataset. The three official FER2013 names are used
-# when the source says them (the Usage column or the file-name prefix).
-# "train" and "test" mark images whose source only says which folder or file
+# when the source gives them (the Usage column or the file-name prefix).
+# "train" and "test" mark images whose source only tells which folder or file
 # they came from.
 OFFICIAL_USAGES = ("Training", "PublicTest", "PrivateTest")
 UNKNOWN_TRAIN_USAGE, UNKNOWN_TEST_USAGE = "train", "test"
