@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+import fer.plots
 from conftest import PROJECT_ROOT
 
 TINY_STUDY = {
@@ -121,6 +124,19 @@ def test_tiny_study_runs_and_reruns_only_what_changed(tmp_path, cli_env):
     assert "train" not in jobs
     assert jobs.get("figures") == 1
     figures_script.write_text(figures_script.read_text().replace("\n# edited\n", ""))
+
+    # Editing the plotting module of the fer package reruns the same jobs.
+    # Only its modification time changes, and it is restored afterwards.
+    plots_module = Path(fer.plots.__file__)
+    stat = plots_module.stat()
+    os.utime(plots_module, (stat.st_atime, time.time()))
+    try:
+        jobs = planned_jobs(snakemake(workdir, cli_env, "-n"))
+    finally:
+        os.utime(plots_module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "train" not in jobs
+    assert jobs.get("figures") == 1
+    assert jobs.get("report") == 1
 
     # Changing one architecture's settings reruns only its cells.
     study = yaml.safe_load((workdir / "config" / "config.yaml").read_text())

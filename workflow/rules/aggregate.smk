@@ -1,6 +1,7 @@
 rule table:
     input:
         metrics=get_all_metrics(),
+        code=fer_code("aggregate.py"),
     output:
         table="results/tables/ablation.csv",
         summary="results/tables/summary.csv",
@@ -16,6 +17,7 @@ rule figures:
         metrics=get_all_metrics(),
         histories=get_all_histories(),
         info=PREPARED_INFO,
+        code=fer_code("aggregate.py", "plots.py"),
     output:
         early_stopping="results/figures/early_stopping.png",
         augmentation="results/figures/augmentation.png",
@@ -32,6 +34,7 @@ rule submission:
     input:
         table="results/tables/ablation.csv",
         predictions=get_all_predictions(),
+        code=fer_code("aggregate.py", "submission.py"),
     output:
         "results/submission.csv",
     log:

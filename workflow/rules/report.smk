@@ -6,6 +6,7 @@ rule report:
         info=PREPARED_INFO,
         figures=rules.figures.output,
         submission="results/submission.csv",
+        code=fer_code("aggregate.py", "report/render.py", "report/templates/report.html.j2"),
     output:
         "results/report.html",
     params:
