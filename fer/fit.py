@@ -280,8 +280,8 @@ def fit(config: TrainConfig, data: PreparedData, out_dir: str | Path) -> dict[st
         train_split = split_to_device(data, TRAIN, device, keep)
         val_split = split_to_device(data, VAL, device)
         logger.info(
-            "training %s (augmentation %s, early stopping %s, seed %d) on %s with %s: %d training, %d validation images",
-            config.arch, config.augmentation, config.early_stopping, config.seed, device,
+            "training %s (augmentation %s, early stopping %s, seed %d) on %s (%d CPU threads) with %s: %d training, %d validation images",
+            config.arch, config.augmentation, config.early_stopping, config.seed, device, torch.get_num_threads(),
             data.info.get("source_name", data.info.get("source", "the prepared dataset")), len(train_split), len(val_split),
         )
 
@@ -363,6 +363,8 @@ def finish_run(trainer: Trainer, data: PreparedData, state: TrainingState, out_d
         "seconds": round(seconds, 2),
         "training_seconds": round(state.seconds, 2),
         "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
+        # CPU results can differ between thread counts, so the count is part of the record.
+        "cpu_threads": torch.get_num_threads(),
         "tta": config.tta,
         "data": data_summary(data),
         "config": config.to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -64,6 +65,23 @@ def test_default_config_plans_twenty_training_jobs(tmp_path, cli_env):
 
 
 @pytest.mark.parametrize(
+    ("cores", "gpus", "threads"),
+    [("8", "1", 8), ("8", "4", 2), ("3", "4", 1)],
+)
+def test_training_threads_share_cores(tmp_path, cli_env, cores, gpus, threads):
+    workdir = make_workdir(tmp_path, {"data": "demo"})
+    command = ["snakemake", "-n", "--cores", cores, "--resources", f"gpu={gpus}"]
+    result = subprocess.run(command, cwd=workdir, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+    # Snakemake prints a job's threads only when there are more than one.
+    train_jobs = [block for block in result.stdout.split("\nrule ") if block.startswith("train:")]
+    assert len(train_jobs) == 20
+    shown = {f"threads: {threads}" in block for block in train_jobs}
+    assert shown == {threads > 1}
+
+
+@pytest.mark.parametrize(
     ("override", "expected"),
     [
         ("epochs=-1", "config key 'epochs' = -1 is invalid"),
@@ -96,6 +114,10 @@ def test_tiny_study_runs_and_reruns_only_what_changed(tmp_path, cli_env):
     for run_dir in table["run_dir"]:
         for name in ("metrics.json", "history.csv", "model.pt", "predictions.csv"):
             assert (workdir / run_dir / name).is_file()
+
+    # A training job gets every core given with --cores (2 here).
+    metrics = json.loads((workdir / table["run_dir"].iloc[0] / "metrics.json").read_text())
+    assert metrics["cpu_threads"] == 2
     submission = pd.read_csv(results / "submission.csv")
     assert list(submission.columns) == ["id", "label"]
     assert submission["label"].between(0, 6).all()

@@ -2,6 +2,7 @@ import sys
 from pathlib import Path
 
 import fer
+from snakemake.exceptions import WorkflowError
 from fer.data.prepare import resolve_data_source, source_fingerprint
 from fer.errors import FerError
 from fer.workflow import cell_config, expand_cells, prepare_settings, validate_config
@@ -74,3 +75,21 @@ def get_all_predictions():
 def fer_code(*modules):
     """Return the paths of fer package files, relative to the package, as rule inputs."""
     return [str(FER_DIR / module) for module in modules]
+
+
+def train_threads():
+    """Return the threads of one training job: the --cores shared among the jobs that --resources gpu=N runs at once.
+
+    Without --cores (a dry run, a cluster executor) it is 1.
+    """
+    try:
+        cores = workflow.cores
+    except WorkflowError:
+        return 1
+
+    # Snakemake 9 stores a Resource object here, Snakemake 8 a plain number.
+    slots = workflow.global_resources.get("gpu")
+    slots = getattr(slots, "value", slots)
+    if not isinstance(slots, int) or slots < 1:
+        slots = 1
+    return max(1, cores // slots)

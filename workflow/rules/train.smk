@@ -11,6 +11,9 @@ rule train:
         run_dir=CELL_DIR,
     log:
         "results/logs/train/{arch}/{aug}/{es}/seed-{seed}.log",
+    # PyTorch on the CPU uses this many threads, because Snakemake passes it
+    # as OMP_NUM_THREADS. Change it with --set-threads train=N.
+    threads: train_threads()
     resources:
         gpu=1,
     script:
