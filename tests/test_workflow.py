@@ -77,8 +77,8 @@ def test_training_threads_share_cores(tmp_path, cli_env, cores, gpus, threads):
     # Snakemake prints a job's threads only when there are more than one.
     train_jobs = [block for block in result.stdout.split("\nrule ") if block.startswith("train:")]
     assert len(train_jobs) == 20
-    shown = {f"threads: {threads}" in block for block in train_jobs}
-    assert shown == {threads > 1}
+    has_threads_line = {f"threads: {threads}" in block for block in train_jobs}
+    assert has_threads_line == {threads > 1}
 
 
 @pytest.mark.parametrize(
