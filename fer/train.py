@@ -135,7 +135,7 @@ def tune_cpu_allocator() -> bool:
         logger.warning("glibc rejected the malloc settings for CPU training; training runs, but more slowly")
         return False
     _allocator_tuned = True
-    logger.info("glibc malloc now reuses freed memory instead of unmapping it (set MALLOC_MMAP_MAX_ to keep its defaults)")
+    logger.debug("glibc malloc now reuses freed memory instead of unmapping it (set MALLOC_MMAP_MAX_ to keep its defaults)")
     return True
 
 

@@ -46,12 +46,22 @@ def _on_off(value: Any) -> Any:
     return value
 
 
+def _integer_text(value: Any) -> Any:
+    # Snakemake reads the items of a --config list such as seeds=[1,2,3] as
+    # strings, so whole-number text becomes an int here.
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    return value
+
+
 def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a copy with grid keys as lists and on/off booleans as words."""
+    """Return a copy with grid keys as lists, seeds as integers and on/off booleans as words."""
     normalized = dict(config)
     for key in GRID_KEYS:
         if key in normalized and not isinstance(normalized[key], (list, tuple)):
             normalized[key] = [normalized[key]]
+    if "seeds" in normalized:
+        normalized["seeds"] = [_integer_text(value) for value in normalized["seeds"]]
     if "early_stopping" in normalized:
         normalized["early_stopping"] = [_on_off(value) for value in normalized["early_stopping"]]
     if "autocast" in normalized:

@@ -31,6 +31,16 @@ def rows() -> datagen.Rows:
     return datagen.make_rows((10, 3, 3), seed=11)
 
 
+def test_plain_folder_tree_name(rows, tmp_path):
+    source = datagen.write_kaggle_folders(rows, tmp_path / "faces", prefixes=False)
+
+    data = prepare_dataset(source, tmp_path / "out.npz")
+
+    assert data.info["layout"] == "kaggle-folders"
+    assert data.info["protocol"] == "holdout"
+    assert data.info["source_name"] == f"class folders ({source})"
+
+
 def test_info_has_every_key(rows, tmp_path):
     source = datagen.write_kaggle_csv(rows, tmp_path / "fer2013.csv")
 

@@ -126,6 +126,23 @@ def test_report_early_stopping_sentence_from_data(tmp_path, labeled_grid):
     assert expected in html
 
 
+def test_report_equal_early_stopping_pairs(tmp_path, labeled_grid):
+    never_stopped = labeled_grid["table"].assign(stopped_early=False)
+
+    html = render(tmp_path, labeled_grid, table=never_stopped)
+
+    assert "Early stopping stopped 0 of" in html
+    assert "No run stopped early, so each pair trained the same epochs" in html
+
+
+def test_report_early_stopping_caveat(tmp_path, labeled_grid):
+    assert labeled_grid["table"]["stopped_early"].any()
+
+    html = render(tmp_path, labeled_grid)
+
+    assert "changes the scores only where it stops a run before that epoch" in html
+
+
 def test_report_matched_pairs_sentence_from_data(tmp_path, labeled_grid):
     html = render(tmp_path, labeled_grid)
     pivot = labeled_grid["table"].pivot_table(

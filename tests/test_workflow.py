@@ -81,6 +81,15 @@ def test_training_threads_share_cores(tmp_path, cli_env, cores, gpus, threads):
     assert has_threads_line == {threads > 1}
 
 
+def test_config_seed_list_from_command_line(tmp_path, cli_env):
+    # The README's example: Snakemake passes the list items as strings.
+    workdir = make_workdir(tmp_path, {"data": "demo"})
+    result = snakemake(workdir, cli_env, "-n", "--config", "epochs=3", "seeds=[1,2,3]")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert planned_jobs(result)["train"] == 60
+    assert "results/runs/cnn1/none/off/seed-3/metrics.json" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

@@ -171,9 +171,13 @@ def read_demo(demo_size: int, image_size: int | None) -> RawDataset:
     return generate_demo(demo_size, image_size=image_size or 48)
 
 
-def describe_source(source: str, layout: str) -> str:
+def describe_source(source: str, layout: str, protocol: str) -> str:
     if layout == "demo":
         return "synthetic demo faces"
+    # Any train/<class>/ and test/<class>/ tree matches the Kaggle folder
+    # layout; only PublicTest/PrivateTest file names show it is FER2013.
+    if layout == "kaggle-folders" and protocol != "official":
+        return f"class folders ({source})"
     if layout in FER2013_LAYOUTS:
         return f"FER2013 ({source})"
     if layout == "course":
@@ -293,7 +297,7 @@ def load_cached(cache_file: Path, source: str, out: Path) -> PreparedData | None
     else:
         # Same content under another path: keep the cache, but record the path given this time.
         data.info["source"] = source
-        data.info["source_name"] = describe_source(source, data.info["layout"])
+        data.info["source_name"] = describe_source(source, data.info["layout"], data.info["protocol"])
         save_prepared(data, out)
     return data
 
@@ -365,7 +369,7 @@ def prepare_dataset(
     )
     data.info = {
         "source": source_text,
-        "source_name": describe_source(source_text, raw.layout),
+        "source_name": describe_source(source_text, raw.layout, info["protocol"]),
         "layout": raw.layout,
         "val_fraction": val_fraction,
         "split_seed": split_seed,

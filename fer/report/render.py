@@ -497,13 +497,28 @@ def _level_sentence(factor: str, table: pd.DataFrame, metric: str) -> str:
 
     if factor == "early_stopping" and set(levels) == {"on", "off"}:
         with_it, without = table[table[factor] == "on"], table[table[factor] == "off"]
-        return (
-            f"Early stopping stopped {int(with_it['stopped_early'].sum())} of {_plural(len(with_it), 'run')} trained with it "
+        stopped = int(with_it["stopped_early"].sum())
+        sentence = (
+            f"Early stopping stopped {stopped} of {_plural(len(with_it), 'run')} trained with it "
             f"(mean {with_it['epochs_run'].mean():.1f} epochs run vs {without['epochs_run'].mean():.1f} without); "
             f"mean {label} with it {format_score(with_it[metric].mean())} vs {format_score(without[metric].mean())} without."
         )
+        return sentence + " " + _early_stopping_caveat(stopped)
     means = ", ".join(f"{level} {format_score(table.loc[table[factor] == level, metric].mean())}" for level in levels)
     return f"Mean {label} per {FACTOR_LABELS[factor]} setting: {means}."
+
+
+def _early_stopping_caveat(stopped: int) -> str:
+    # Without this, identical on/off scores read as "early stopping has no effect".
+    if stopped == 0:
+        return (
+            "No run stopped early, so each pair trained the same epochs with the same seed and scores the same. "
+            "More epochs let the validation loss stop improving and show the effect."
+        )
+    return (
+        "Runs with and without early stopping both keep the weights of their best validation epoch, so early "
+        "stopping changes the scores only where it stops a run before that epoch; otherwise it saves training time."
+    )
 
 
 def _paired_sentences(table: pd.DataFrame, factor: str, metric: str) -> list[str]:
