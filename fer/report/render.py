@@ -76,12 +76,12 @@ TRAINING_SETTINGS: tuple[tuple[str, str], ...] = (
     ("lr_patience", "plateau schedule patience (epochs)"),
     ("batch_size", "training batch size"),
     ("val_batch_size", "validation batch size"),
-    ("channel_num", "channels C of the first block"),
+    ("channel_num", "channels C of the first block (models with fixed widths, such as cnn1 and resnet18, ignore it)"),
     ("label_smoothing", "label smoothing"),
     ("class_weighted_loss", "class-weighted loss"),
     ("tta", "ten-crop test-time augmentation"),
     ("max_train_images", "training images used (0 = all)"),
-    ("autocast", "mixed precision"),
+    ("autocast", "mixed precision (auto: bfloat16 on CUDA, float32 elsewhere)"),
 )
 EARLY_STOPPING_SETTINGS = ("early_stop_rule", "patience", "min_delta")
 
