@@ -48,10 +48,13 @@ def _on_off(value: Any) -> Any:
 
 def _integer_text(value: Any) -> Any:
     # Snakemake reads the items of a --config list such as seeds=[1,2,3] as
-    # strings, so whole-number text becomes an int here.
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    # strings. Other text is left for the schema to reject with its key.
+    if not isinstance(value, str):
+        return value
+    try:
         return int(value)
-    return value
+    except ValueError:
+        return value
 
 
 def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def test_training_threads_share_cores(tmp_path, cli_env, cores, gpus, threads):
 
 
 def test_config_seed_list_from_command_line(tmp_path, cli_env):
-    # The README's example: Snakemake passes the list items as strings.
+    # This is the README's example. Snakemake passes the list items as strings.
     workdir = make_workdir(tmp_path, {"data": "demo"})
     result = snakemake(workdir, cli_env, "-n", "--config", "epochs=3", "seeds=[1,2,3]")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -95,6 +95,7 @@ def test_config_seed_list_from_command_line(tmp_path, cli_env):
     [
         ("epochs=-1", "config key 'epochs' = -1 is invalid"),
         ("optimizer=adamw", "'optimizer' = 'adamw' is not allowed"),
+        ("seeds=[1,x]", "config key 'seeds.1' = 'x' is invalid"),
         ("data=/no/such/folder", "/no/such/folder"),
     ],
 )
@@ -156,8 +157,9 @@ def test_tiny_study_runs_and_reruns_only_what_changed(tmp_path, cli_env):
     assert jobs.get("figures") == 1
     figures_script.write_text(figures_script.read_text().replace("\n# edited\n", ""))
 
-    # Editing the plotting module of the fer package reruns the same jobs.
-    # Only its modification time changes, and it is restored afterwards.
+    # Editing the plotting module of the fer package reruns the figures and
+    # the report, never a training job. The test changes only the file's
+    # modification time and restores it afterwards.
     plots_module = Path(fer.plots.__file__)
     stat = plots_module.stat()
     os.utime(plots_module, (stat.st_atime, time.time()))

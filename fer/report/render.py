@@ -513,7 +513,7 @@ def _early_stopping_caveat(stopped: int) -> str:
     if stopped == 0:
         return (
             "No run stopped early, so each pair trained the same epochs with the same seed and scores the same. "
-            "More epochs let the validation loss stop improving and show the effect."
+            "Showing an effect needs runs long enough for the validation loss to stop improving."
         )
     return (
         "Runs with and without early stopping both keep the weights of their best validation epoch, so early "

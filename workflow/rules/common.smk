@@ -26,8 +26,8 @@ CELL_DIR = "results/runs/{arch}/{aug}/{es}/seed-{seed}"
 # Snakemake tracks each rule's script but not the fer modules it imports.
 # The table, figures, submission and report rules take their modules as
 # inputs, so an edit there reruns those rules, which take seconds. The train
-# rule does not: an edit of the training code would otherwise retrain the
-# whole grid, so that stays an explicit `--forcerun train`.
+# rule takes none, because an edit of the training code would retrain the
+# whole grid. Users force that with `--forcerun train`.
 FER_DIR = Path(fer.__file__).parent
 
 
@@ -78,16 +78,17 @@ def fer_code(*modules):
 
 
 def train_threads():
-    """Return the threads of one training job: the --cores shared among the jobs that --resources gpu=N runs at once.
+    """Return the threads of one training job, the --cores shared among the jobs that --resources gpu=N runs at once.
 
-    Without --cores (a dry run, a cluster executor) it is 1.
+    Where Snakemake has no core count, workflow.cores raises WorkflowError
+    and each job gets 1 thread.
     """
     try:
         cores = workflow.cores
     except WorkflowError:
         return 1
 
-    # Snakemake 9 stores a Resource object here, Snakemake 8 a plain number.
+    # Snakemake 9.27 stores a Resource object here. getattr also accepts a plain number.
     slots = workflow.global_resources.get("gpu")
     slots = getattr(slots, "value", slots)
     if not isinstance(slots, int) or slots < 1:
